@@ -28,6 +28,8 @@ pub enum StepOutcome {
         /// Delay the platform asked for.
         after: Duration,
     },
+    /// The user blocked the bot: the contact is marked and the job fails.
+    Blocked,
     /// Stop the run; the job fails with this error.
     Fail(String),
 }
@@ -86,6 +88,7 @@ async fn send_message(
     };
     match ctx.channel.send(ctx.chat_id, &msg).await {
         Ok(_) => StepOutcome::Next,
+        Err(SendError::Blocked) => StepOutcome::Blocked,
         Err(SendError::RateLimited { retry_after }) => {
             tracing::warn!(retry_after_ms = retry_after.as_millis() as u64, "send rate limited, waiting");
             StepOutcome::Wait { after: retry_after }

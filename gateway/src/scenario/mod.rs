@@ -1,7 +1,7 @@
 //! The scenario: named nodes, each a list of steps, read from `[scenario]` and compiled
 //! once at startup (templates parsed, node references and URLs checked).
 
-mod engine;
+pub mod engine;
 pub mod template;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
