@@ -25,7 +25,9 @@ pub struct ParseError {
 impl ParseError {
     /// Creates a parse error with a short reason.
     pub fn new(reason: impl Into<String>) -> Self {
-        Self { reason: reason.into() }
+        Self {
+            reason: reason.into(),
+        }
     }
 }
 
@@ -42,10 +44,10 @@ pub enum SendError {
     #[error("the user blocked the bot or cannot be reached")]
     Blocked,
     /// A failure that may go away by itself (network, platform 5xx).
-    #[error("temporary send failure: {0}")]
+    #[error("temporary send failure")]
     Transient(#[source] BoxError),
     /// A failure that will not go away without a change (bad chat id, bad token).
-    #[error("permanent send failure: {0}")]
+    #[error("permanent send failure")]
     Permanent(#[source] BoxError),
 }
 

@@ -113,8 +113,14 @@ mod tests {
 
     #[test]
     fn start_branches_as_start_command_on_every_platform() {
-        assert_eq!(EventKind::Start { param: None }.command_name(), Some("start"));
-        let help = EventKind::Command { name: "help".into(), args: String::new() };
+        assert_eq!(
+            EventKind::Start { param: None }.command_name(),
+            Some("start")
+        );
+        let help = EventKind::Command {
+            name: "help".into(),
+            args: String::new(),
+        };
         assert_eq!(help.command_name(), Some("help"));
         assert_eq!(EventKind::Text { text: "/x".into() }.command_name(), None);
     }
@@ -125,7 +131,9 @@ mod tests {
             channel: "telegram".into(),
             chat_id: "-100".into(),
             user: UserProfile::default(),
-            kind: EventKind::Start { param: Some("12345".into()) },
+            kind: EventKind::Start {
+                param: Some("12345".into()),
+            },
             dedupe_key: "1".into(),
         };
         let json = serde_json::to_string(&e).unwrap();

@@ -14,7 +14,10 @@ pub struct OutboundMessage {
 impl OutboundMessage {
     /// A text-only message.
     pub fn text(text: impl Into<String>) -> Self {
-        Self { text: text.into(), buttons: Vec::new() }
+        Self {
+            text: text.into(),
+            buttons: Vec::new(),
+        }
     }
 }
 

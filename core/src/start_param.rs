@@ -43,14 +43,23 @@ mod tests {
     #[test]
     fn rejects_empty_long_and_foreign_characters() {
         assert_eq!(validate("", 64), Err(DeeplinkError::Empty));
-        assert_eq!(validate(&"a".repeat(65), 64), Err(DeeplinkError::TooLong { len: 65, max: 64 }));
+        assert_eq!(
+            validate(&"a".repeat(65), 64),
+            Err(DeeplinkError::TooLong { len: 65, max: 64 })
+        );
         assert_eq!(
             validate("ab c", 64),
-            Err(DeeplinkError::InvalidChar { ch: ' ', position: 2 })
+            Err(DeeplinkError::InvalidChar {
+                ch: ' ',
+                position: 2
+            })
         );
         assert_eq!(
             validate("idé", 64),
-            Err(DeeplinkError::InvalidChar { ch: 'é', position: 2 })
+            Err(DeeplinkError::InvalidChar {
+                ch: 'é',
+                position: 2
+            })
         );
         assert!(validate("a=b", 64).is_err());
     }

@@ -69,7 +69,10 @@ pub struct StorageConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { url: "sqlite://beckon.db".to_owned(), retention_hours: 24 * 7 }
+        Self {
+            url: "sqlite://beckon.db".to_owned(),
+            retention_hours: 24 * 7,
+        }
     }
 }
 
@@ -96,7 +99,11 @@ pub struct WorkersConfig {
 
 impl Default for WorkersConfig {
     fn default() -> Self {
-        Self { concurrency: 8, send_retries: 5, send_retry_backoff_ms: 1000 }
+        Self {
+            concurrency: 8,
+            send_retries: 5,
+            send_retry_backoff_ms: 1000,
+        }
     }
 }
 
@@ -124,8 +131,7 @@ impl Config {
     /// Expands `text` with the process environment and parses it, applying
     /// `BECKON__SECTION__KEY` overrides.
     pub fn from_toml(text: &str) -> Result<Self, Error> {
-        let expanded =
-            expand_env(text, |name| std::env::var(name).ok()).map_err(Error::Config)?;
+        let expanded = expand_env(text, |name| std::env::var(name).ok()).map_err(Error::Config)?;
         let env = config::Environment::with_prefix("BECKON")
             .prefix_separator("__")
             .separator("__")
@@ -155,17 +161,25 @@ impl Config {
                 }
             })
             .collect();
-        if problems.is_empty() { Ok(()) } else { Err(Error::Config(problems)) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Config(problems))
+        }
     }
 
     /// The SQLite file path from `[storage] url`.
     pub fn sqlite_path(&self) -> Result<&str, Error> {
-        self.storage.url.strip_prefix("sqlite://").filter(|p| !p.is_empty()).ok_or_else(|| {
-            Error::config(format!(
-                "[storage] url: {:?} is not supported; use sqlite://PATH",
-                redact_url(&self.storage.url)
-            ))
-        })
+        self.storage
+            .url
+            .strip_prefix("sqlite://")
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| {
+                Error::config(format!(
+                    "[storage] url: {:?} is not supported; use sqlite://PATH",
+                    redact_url(&self.storage.url)
+                ))
+            })
     }
 }
 
@@ -182,14 +196,35 @@ fn redact_url(url: &str) -> String {
 
 /// Replaces `${NAME}` and `${NAME:-default}` with environment values; `$$` is a literal
 /// `$`. Values are escaped for TOML strings and may not contain CR or LF. Every missing
-/// variable is reported at once.
+/// variable is reported at once. Comment lines are left alone, so they can show
+/// `${EXAMPLE}` syntax.
 pub fn expand_env(
     text: &str,
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<String, Vec<String>> {
     let mut out = String::with_capacity(text.len());
     let mut problems = Vec::new();
-    let mut rest = text;
+    for line in text.split_inclusive('\n') {
+        if line.trim_start().starts_with('#') {
+            out.push_str(line);
+        } else {
+            expand_line(line, &lookup, &mut out, &mut problems);
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
+fn expand_line(
+    line: &str,
+    lookup: &impl Fn(&str) -> Option<String>,
+    out: &mut String,
+    problems: &mut Vec<String>,
+) {
+    let mut rest = line;
     while let Some(i) = rest.find('$') {
         out.push_str(&rest[..i]);
         let after = &rest[i + 1..];
@@ -204,9 +239,8 @@ pub fn expand_env(
             continue;
         };
         let Some(end) = body.find('}') else {
-            problems.push("unclosed ${ in the config file".to_owned());
-            rest = "";
-            break;
+            problems.push(format!("unclosed ${{ in line {:?}", line.trim()));
+            return;
         };
         let spec = &body[..end];
         rest = &body[end + 1..];
@@ -242,7 +276,6 @@ pub fn expand_env(
         }
     }
     out.push_str(rest);
-    if problems.is_empty() { Ok(out) } else { Err(problems) }
 }
 
 #[cfg(test)]
@@ -262,6 +295,15 @@ mod tests {
     fn expands_variables_defaults_and_dollars() {
         let out = expand_env(r#"t = "${TOKEN}" d = "${NOPE:-dflt}" p = "$$5 $x""#, env).unwrap();
         assert_eq!(out, r#"t = "123:abc" d = "dflt" p = "$5 $x""#);
+    }
+
+    #[test]
+    fn leaves_comment_lines_alone() {
+        let text = "# set ${NOPE} here\nt = \"${TOKEN}\"\n";
+        assert_eq!(
+            expand_env(text, env).unwrap(),
+            "# set ${NOPE} here\nt = \"123:abc\"\n"
+        );
     }
 
     #[test]

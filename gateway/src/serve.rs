@@ -61,7 +61,10 @@ pub async fn run(config: Config) -> Result<(), Error> {
     let server = tokio::spawn(async move { server.await });
 
     shutdown_signal().await;
-    tracing::info!(grace_ms = grace.as_millis() as u64, "shutting down: finishing in-flight requests and job steps");
+    tracing::info!(
+        grace_ms = grace.as_millis() as u64,
+        "shutting down: finishing in-flight requests and job steps"
+    );
     let _ = shutdown_tx.send(true);
     let finished = tokio::time::timeout(grace, async {
         let _ = server.await;
@@ -95,7 +98,9 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the daemon");

@@ -9,8 +9,8 @@ use beckon_core::{Channel, Event, EventKind};
 use tokio::sync::watch;
 
 use crate::error::ErrorChain;
-use crate::scenario::{Scenario, StepOutcome, run_step};
 use crate::scenario::engine::{StepContext, has_side_effect};
+use crate::scenario::{Scenario, StepOutcome, run_step};
 use crate::store::{ClaimedJob, Contact, JobEnd, JobPayload, RunState, Store, StoreError};
 
 /// A worker's lease on a claimed job; renewed at every saved step.
@@ -83,9 +83,16 @@ impl Workers {
     }
 
     #[tracing::instrument(name = "job", skip_all, fields(job_id = job.id, channel = %job.channel))]
-    async fn run_job(&self, job: ClaimedJob, shutdown: &watch::Receiver<bool>) -> Result<(), StoreError> {
+    async fn run_job(
+        &self,
+        job: ClaimedJob,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<(), StoreError> {
         let Some(channel) = self.channels.get(job.channel.as_str()).cloned() else {
-            let msg = format!("channel {} is not enabled in this build or config", job.channel);
+            let msg = format!(
+                "channel {} is not enabled in this build or config",
+                job.channel
+            );
             return self.store.finish(job.id, JobEnd::Failed(&msg)).await;
         };
         let (command, mut state) = match (&job.payload, job.state) {
@@ -115,7 +122,14 @@ impl Workers {
                 let contact = self.store.contact(&job.channel, &job.chat_id).await?;
                 let mut vars = base_vars(&job.channel, &job.chat_id, contact.as_ref());
                 vars.extend(params.iter().map(|(k, v)| (k.clone(), v.clone())));
-                (None, RunState { node: node.clone(), vars, ..RunState::default() })
+                (
+                    None,
+                    RunState {
+                        node: node.clone(),
+                        vars,
+                        ..RunState::default()
+                    },
+                )
             }
         };
 
@@ -160,7 +174,10 @@ impl Workers {
                 }
                 StepOutcome::Retry { after, reason } => {
                     state.attempt += 1;
-                    return self.store.reschedule(job.id, &state, after, Some(&reason)).await;
+                    return self
+                        .store
+                        .reschedule(job.id, &state, after, Some(&reason))
+                        .await;
                 }
                 StepOutcome::Wait { after } => {
                     state.waits += 1;
@@ -168,7 +185,10 @@ impl Workers {
                         let msg = "the platform kept rate limiting this send";
                         return self.store.finish(job.id, JobEnd::Failed(msg)).await;
                     }
-                    return self.store.reschedule(job.id, &state, after, Some("rate limited by the platform")).await;
+                    return self
+                        .store
+                        .reschedule(job.id, &state, after, Some("rate limited by the platform"))
+                        .await;
                 }
                 StepOutcome::Blocked => {
                     self.store.mark_blocked(&job.channel, &job.chat_id).await?;
@@ -183,7 +203,10 @@ impl Workers {
             }
             if *shutdown.borrow() {
                 // Hand the rest to whoever runs next; the cursor says where to resume.
-                return self.store.reschedule(job.id, &state, Duration::ZERO, None).await;
+                return self
+                    .store
+                    .reschedule(job.id, &state, Duration::ZERO, None)
+                    .await;
             }
             if has_side_effect(step) {
                 self.store.save_state(job.id, &state, LEASE).await?;
@@ -192,7 +215,11 @@ impl Workers {
     }
 }
 
-fn base_vars(channel: &str, chat_id: &str, contact: Option<&Contact>) -> std::collections::BTreeMap<String, String> {
+fn base_vars(
+    channel: &str,
+    chat_id: &str,
+    contact: Option<&Contact>,
+) -> std::collections::BTreeMap<String, String> {
     let c = contact.cloned().unwrap_or_default();
     let profile = beckon_core::UserProfile {
         id: None,
@@ -217,17 +244,32 @@ fn base_vars(channel: &str, chat_id: &str, contact: Option<&Contact>) -> std::co
 
 /// Built-in placeholders for an inbound event: the event's own data first, the stored
 /// contact for what the event lacks (a later text message still knows the start param).
-fn event_vars(event: &Event, contact: Option<&Contact>) -> std::collections::BTreeMap<String, String> {
+fn event_vars(
+    event: &Event,
+    contact: Option<&Contact>,
+) -> std::collections::BTreeMap<String, String> {
     let mut vars = base_vars(&event.channel, &event.chat_id, contact);
     if let EventKind::Start { param } = &event.kind {
-        vars.insert("messenger_input_param".to_owned(), param.clone().unwrap_or_default());
+        vars.insert(
+            "messenger_input_param".to_owned(),
+            param.clone().unwrap_or_default(),
+        );
     }
     let u = &event.user;
     if u.first_name.is_some() || u.last_name.is_some() || u.username.is_some() {
         vars.insert("user_name".to_owned(), u.display_name());
-        vars.insert("first_name".to_owned(), u.first_name.clone().unwrap_or_default());
-        vars.insert("last_name".to_owned(), u.last_name.clone().unwrap_or_default());
-        vars.insert("username".to_owned(), u.username.clone().unwrap_or_default());
+        vars.insert(
+            "first_name".to_owned(),
+            u.first_name.clone().unwrap_or_default(),
+        );
+        vars.insert(
+            "last_name".to_owned(),
+            u.last_name.clone().unwrap_or_default(),
+        );
+        vars.insert(
+            "username".to_owned(),
+            u.username.clone().unwrap_or_default(),
+        );
     }
     vars
 }

@@ -31,7 +31,10 @@ fn default_request_timeout_ms() -> u64 {
 
 impl TelegramConfig {
     pub(crate) fn validate(&self) -> Result<(), TelegramError> {
-        let bad = |key, reason: &str| TelegramError::Config { key, reason: reason.to_owned() };
+        let bad = |key, reason: &str| TelegramError::Config {
+            key,
+            reason: reason.to_owned(),
+        };
         if self.token.is_empty() {
             return Err(bad("token", "is empty"));
         }
@@ -44,7 +47,10 @@ impl TelegramConfig {
         // Telegram's own rule for setWebhook's secret_token.
         let secret = self.webhook_secret.expose();
         if !(1..=256).contains(&secret.len()) || !secret.chars().all(start_param::is_allowed) {
-            return Err(bad("webhook_secret", "must be 1-256 of A-Z, a-z, 0-9, _ and -"));
+            return Err(bad(
+                "webhook_secret",
+                "must be 1-256 of A-Z, a-z, 0-9, _ and -",
+            ));
         }
         if !matches!(self.api_url.scheme(), "http" | "https") || self.api_url.cannot_be_a_base() {
             return Err(bad("api_url", "must be an http or https URL"));

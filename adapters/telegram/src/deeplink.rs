@@ -20,14 +20,26 @@ mod tests {
 
     #[test]
     fn builds_links_with_and_without_param() {
-        assert_eq!(build("ShopBot", Some("12345")).unwrap().as_str(), "https://t.me/ShopBot?start=12345");
-        assert_eq!(build("@ShopBot", None).unwrap().as_str(), "https://t.me/ShopBot");
+        assert_eq!(
+            build("ShopBot", Some("12345")).unwrap().as_str(),
+            "https://t.me/ShopBot?start=12345"
+        );
+        assert_eq!(
+            build("@ShopBot", None).unwrap().as_str(),
+            "https://t.me/ShopBot"
+        );
     }
 
     #[test]
     fn refuses_params_telegram_would_drop() {
         assert_eq!(build("ShopBot", Some("")), Err(DeeplinkError::Empty));
-        assert!(matches!(build("ShopBot", Some("a b")), Err(DeeplinkError::InvalidChar { ch: ' ', .. })));
-        assert!(matches!(build("ShopBot", Some(&"x".repeat(65))), Err(DeeplinkError::TooLong { .. })));
+        assert!(matches!(
+            build("ShopBot", Some("a b")),
+            Err(DeeplinkError::InvalidChar { ch: ' ', .. })
+        ));
+        assert!(matches!(
+            build("ShopBot", Some(&"x".repeat(65))),
+            Err(DeeplinkError::TooLong { .. })
+        ));
     }
 }

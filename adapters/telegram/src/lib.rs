@@ -9,8 +9,8 @@ mod verify;
 
 use async_trait::async_trait;
 use beckon_core::{
-    Channel, DeeplinkError, Event, OutboundMessage, ParseError, SendError, Sent, Url,
-    VerifyError, WebhookRequest,
+    Channel, DeeplinkError, Event, OutboundMessage, ParseError, SendError, Sent, Url, VerifyError,
+    WebhookRequest,
 };
 use teloxide_core::Bot;
 
@@ -29,7 +29,9 @@ pub struct Telegram {
 impl std::fmt::Debug for Telegram {
     // The Bot holds the token, so it is left out.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Telegram").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Telegram")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 

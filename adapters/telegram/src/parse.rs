@@ -21,9 +21,11 @@ pub(crate) fn update(body: &[u8], bot_username: &str) -> Result<Vec<Event>, Pars
             (chat_id, user(&q.from), EventKind::Button { payload })
         }),
         UpdateKind::MyChatMember(m) => match m.new_chat_member.kind {
-            ChatMemberKind::Banned(_) => {
-                Some((m.chat.id.0.to_string(), user(&m.from), EventKind::Unsubscribed))
-            }
+            ChatMemberKind::Banned(_) => Some((
+                m.chat.id.0.to_string(),
+                user(&m.from),
+                EventKind::Unsubscribed,
+            )),
             _ => None,
         },
         UpdateKind::Error(_) => {
@@ -62,10 +64,15 @@ fn message(msg: &Message, bot_username: &str) -> Option<Parts> {
                 let param = (!cmd.args.is_empty()).then(|| cmd.args.to_owned());
                 EventKind::Start { param }
             } else {
-                EventKind::Command { name: cmd.name, args: cmd.args.to_owned() }
+                EventKind::Command {
+                    name: cmd.name,
+                    args: cmd.args.to_owned(),
+                }
             }
         }
-        None => EventKind::Text { text: text.to_owned() },
+        None => EventKind::Text {
+            text: text.to_owned(),
+        },
     };
     Some((chat_id, profile, kind))
 }
@@ -89,7 +96,11 @@ fn command(text: &str) -> Option<Command<'_>> {
     };
     let valid = (1..=32).contains(&name.len())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    valid.then(|| Command { name: name.to_ascii_lowercase(), bot, args })
+    valid.then(|| Command {
+        name: name.to_ascii_lowercase(),
+        bot,
+        args,
+    })
 }
 
 fn user(u: &User) -> UserProfile {
@@ -119,7 +130,9 @@ fn reject_known_kind_with_wrong_shape(body: &[u8]) -> Result<(), ParseError> {
         (kinds.my_chat_member.is_some(), "my_chat_member"),
     ] {
         if present {
-            return Err(ParseError::new(format!("`{name}` is not a Telegram {name} object")));
+            return Err(ParseError::new(format!(
+                "`{name}` is not a Telegram {name} object"
+            )));
         }
     }
     Ok(())
@@ -151,19 +164,34 @@ mod tests {
     }
 
     fn kind(text: &str) -> Option<EventKind> {
-        update(msg(text).as_bytes(), "ShopBot").unwrap().pop().map(|e| e.kind)
+        update(msg(text).as_bytes(), "ShopBot")
+            .unwrap()
+            .pop()
+            .map(|e| e.kind)
     }
 
     #[test]
     fn start_with_and_without_param() {
-        assert_eq!(kind("/start 12345"), Some(EventKind::Start { param: Some("12345".into()) }));
+        assert_eq!(
+            kind("/start 12345"),
+            Some(EventKind::Start {
+                param: Some("12345".into())
+            })
+        );
         assert_eq!(kind("/start"), Some(EventKind::Start { param: None }));
-        assert_eq!(kind("/start   abc  "), Some(EventKind::Start { param: Some("abc".into()) }));
+        assert_eq!(
+            kind("/start   abc  "),
+            Some(EventKind::Start {
+                param: Some("abc".into())
+            })
+        );
     }
 
     #[test]
     fn start_addressed_to_us_is_ours_in_any_case_and_others_are_not() {
-        let ours = Some(EventKind::Start { param: Some("p1".into()) });
+        let ours = Some(EventKind::Start {
+            param: Some("p1".into()),
+        });
         assert_eq!(kind("/start@ShopBot p1"), ours);
         assert_eq!(kind("/start@shopbot p1"), ours);
         assert_eq!(kind("/start@OtherBot p1"), None);
@@ -172,15 +200,33 @@ mod tests {
 
     #[test]
     fn other_commands_and_text() {
-        assert_eq!(kind("/Help me now"), Some(EventKind::Command { name: "help".into(), args: "me now".into() }));
-        assert_eq!(kind("hello"), Some(EventKind::Text { text: "hello".into() }));
+        assert_eq!(
+            kind("/Help me now"),
+            Some(EventKind::Command {
+                name: "help".into(),
+                args: "me now".into()
+            })
+        );
+        assert_eq!(
+            kind("hello"),
+            Some(EventKind::Text {
+                text: "hello".into()
+            })
+        );
         assert_eq!(kind("/"), Some(EventKind::Text { text: "/".into() }));
-        assert_eq!(kind("/путь"), Some(EventKind::Text { text: "/путь".into() }));
+        assert_eq!(
+            kind("/путь"),
+            Some(EventKind::Text {
+                text: "/путь".into()
+            })
+        );
     }
 
     #[test]
     fn event_carries_chat_user_and_update_id() {
-        let e = update(msg("/start 1").as_bytes(), "ShopBot").unwrap().remove(0);
+        let e = update(msg("/start 1").as_bytes(), "ShopBot")
+            .unwrap()
+            .remove(0);
         assert_eq!(e.channel, "telegram");
         assert_eq!(e.chat_id, "398866372");
         assert_eq!(e.dedupe_key, "873000101");
@@ -197,13 +243,21 @@ mod tests {
                 "from":{{"id":42,"is_bot":false,"first_name":"I"}},"date":1764000000,
                 "old_chat_member":{{"user":{{"id":1,"is_bot":true,"first_name":"B"}},"status":"member"}},
                 "new_chat_member":{{"user":{{"id":1,"is_bot":true,"first_name":"B"}},"status":"{status}"{}}}}}}}"#,
-                if status == "kicked" { r#","until_date":0"# } else { "" }
+                if status == "kicked" {
+                    r#","until_date":0"#
+                } else {
+                    ""
+                }
             )
         };
         let events = update(body("kicked").as_bytes(), "ShopBot").unwrap();
         assert_eq!(events[0].kind, EventKind::Unsubscribed);
         assert_eq!(events[0].chat_id, "42");
-        assert!(update(body("member").as_bytes(), "ShopBot").unwrap().is_empty());
+        assert!(
+            update(body("member").as_bytes(), "ShopBot")
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -218,8 +272,19 @@ mod tests {
 
     #[test]
     fn malformed_bodies_are_parse_errors() {
-        for body in [&b""[..], b"{", b"[]", b"{\"update_id\":\"x\"}", b"{\"message\":{}}", b"{\"update_id\":1,\"message\":5}"] {
-            assert!(update(body, "ShopBot").is_err(), "{}", String::from_utf8_lossy(body));
+        for body in [
+            &b""[..],
+            b"{",
+            b"[]",
+            b"{\"update_id\":\"x\"}",
+            b"{\"message\":{}}",
+            b"{\"update_id\":1,\"message\":5}",
+        ] {
+            assert!(
+                update(body, "ShopBot").is_err(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
         }
         let full = msg("/start 1");
         for cut in [1, full.len() / 2, full.len() - 1] {

@@ -31,7 +31,9 @@ pub(crate) async fn message(
         request = request.reply_markup(InlineKeyboardMarkup::new(rows));
     }
     match request.await {
-        Ok(sent) => Ok(Sent { message_id: Some(sent.id.0.to_string()) }),
+        Ok(sent) => Ok(Sent {
+            message_id: Some(sent.id.0.to_string()),
+        }),
         Err(e) => Err(classify(e)),
     }
 }
@@ -59,7 +61,9 @@ fn button(b: &Button) -> InlineKeyboardButton {
 /// taken from reqwest, whose errors quote the request URL, and that URL holds the token.
 fn classify(e: RequestError) -> SendError {
     match e {
-        RequestError::RetryAfter(secs) => SendError::RateLimited { retry_after: secs.duration() },
+        RequestError::RetryAfter(secs) => SendError::RateLimited {
+            retry_after: secs.duration(),
+        },
         RequestError::Api(
             ApiError::BotBlocked
             | ApiError::UserDeactivated
@@ -69,9 +73,10 @@ fn classify(e: RequestError) -> SendError {
         ) => SendError::Blocked,
         RequestError::Api(ApiError::Unknown(desc)) => unknown_api_error(&desc),
         RequestError::Api(api) => permanent(format!("Telegram refused the message: {api}")),
-        RequestError::MigrateToChatId(id) => {
-            permanent(format!("the group was upgraded to a supergroup with chat id {}", id.0))
-        }
+        RequestError::MigrateToChatId(id) => permanent(format!(
+            "the group was upgraded to a supergroup with chat id {}",
+            id.0
+        )),
         RequestError::Network(e) => {
             let what = if e.is_timeout() {
                 "timed out"
@@ -93,8 +98,12 @@ fn classify(e: RequestError) -> SendError {
 /// teloxide keeps the description but not the HTTP status; Telegram's 5xx descriptions are
 /// the reason phrases, and a 429 without `parameters` still says "Too Many Requests".
 fn unknown_api_error(desc: &str) -> SendError {
-    const SERVER_ERRORS: [&str; 4] =
-        ["Internal Server Error", "Bad Gateway", "Service Unavailable", "Gateway Timeout"];
+    const SERVER_ERRORS: [&str; 4] = [
+        "Internal Server Error",
+        "Bad Gateway",
+        "Service Unavailable",
+        "Gateway Timeout",
+    ];
     if SERVER_ERRORS.iter().any(|p| desc.starts_with(p)) {
         return transient(format!("Telegram API server error: {desc}"));
     }
@@ -104,7 +113,9 @@ fn unknown_api_error(desc: &str) -> SendError {
             .next()
             .and_then(|n| n.trim().parse::<u64>().ok())
             .unwrap_or(1);
-        return SendError::RateLimited { retry_after: Duration::from_secs(secs) };
+        return SendError::RateLimited {
+            retry_after: Duration::from_secs(secs),
+        };
     }
     permanent(format!("Telegram refused the message: {desc}"))
 }

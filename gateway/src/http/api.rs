@@ -29,7 +29,10 @@ pub(super) async fn require_token(
         return Err(ApiError::Unauthorized("missing bearer token".to_owned()));
     };
     // Check every token, so the time taken does not tell which one was close.
-    let ok = app.api_tokens.iter().fold(false, |acc, t| t.ct_eq(given.as_bytes()) | acc);
+    let ok = app
+        .api_tokens
+        .iter()
+        .fold(false, |acc, t| t.ct_eq(given.as_bytes()) | acc);
     if !ok {
         tracing::warn!("API request with a wrong bearer token");
         return Err(ApiError::Unauthorized("wrong bearer token".to_owned()));
@@ -63,10 +66,11 @@ pub(super) async fn call_node(
 ) -> Result<Response, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
-    let body: CallNodeBody = serde_json::from_value(value).map_err(|e| ApiError::Unprocessable {
-        error: "call_node request is not valid".to_owned(),
-        details: vec![e.to_string()],
-    })?;
+    let body: CallNodeBody =
+        serde_json::from_value(value).map_err(|e| ApiError::Unprocessable {
+            error: "call_node request is not valid".to_owned(),
+            details: vec![e.to_string()],
+        })?;
     let chat_id = match body.chat_id {
         ChatIdValue::Text(s) => s,
         ChatIdValue::Number(n) => n.to_string(),
@@ -114,7 +118,10 @@ async fn enqueue(
     if !app.channels.contains_key(channel.as_str()) {
         let mut enabled: Vec<_> = app.channels.keys().copied().collect();
         enabled.sort_unstable();
-        problems.push(format!("unknown channel {channel:?}; enabled: {}", enabled.join(", ")));
+        problems.push(format!(
+            "unknown channel {channel:?}; enabled: {}",
+            enabled.join(", ")
+        ));
     }
     if chat_id.trim().is_empty() {
         problems.push("chat_id is empty".to_owned());
@@ -144,21 +151,34 @@ async fn enqueue(
         },
     };
     if !problems.is_empty() {
-        return Err(ApiError::Unprocessable { error: "call_node request is not valid".to_owned(), details: problems });
+        return Err(ApiError::Unprocessable {
+            error: "call_node request is not valid".to_owned(),
+            details: problems,
+        });
     }
-    let job = NewJob { channel, chat_id, payload: JobPayload::CallNode { node, params } };
+    let job = NewJob {
+        channel,
+        chat_id,
+        payload: JobPayload::CallNode { node, params },
+    };
     let idempotency = key.map(|k| {
         let hash = request_hash(&job);
         (k, hash)
     });
-    let enqueued = app.store.enqueue_call_node(job, idempotency).await.map_err(|e| {
-        tracing::error!(error = %ErrorChain(&e), "call_node not stored");
-        ApiError::Unavailable
-    })?;
+    let enqueued = app
+        .store
+        .enqueue_call_node(job, idempotency)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %ErrorChain(&e), "call_node not stored");
+            ApiError::Unavailable
+        })?;
     match enqueued {
-        Enqueued::Created(id) | Enqueued::Existing(id) => {
-            Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "job_id": id.to_string() }))).into_response())
-        }
+        Enqueued::Created(id) | Enqueued::Existing(id) => Ok((
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({ "job_id": id.to_string() })),
+        )
+            .into_response()),
         Enqueued::KeyConflict => Err(ApiError::Unprocessable {
             error: "call_node request is not valid".to_owned(),
             details: vec!["Idempotency-Key was already used with a different request".to_owned()],

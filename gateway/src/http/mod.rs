@@ -33,9 +33,15 @@ pub struct AppState {
 pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
     let api = Router::new()
         .route("/call_node", post(api::call_node))
-        .route("/call_node/{node}/{channel}/{chat_id}", get(api::call_node_by_url).post(api::call_node_by_url))
+        .route(
+            "/call_node/{node}/{channel}/{chat_id}",
+            get(api::call_node_by_url).post(api::call_node_by_url),
+        )
         .route("/jobs/{id}", get(api::job))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), api::require_token));
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::require_token,
+        ));
     Router::new()
         .route("/webhooks/{channel}", post(webhooks::receive))
         .route("/healthz", get(|| async { "ok" }))

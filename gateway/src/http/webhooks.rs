@@ -1,8 +1,8 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
-use bytes::Bytes;
 use beckon_core::WebhookRequest;
+use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 
 use super::{ApiError, AppState};
@@ -20,9 +20,15 @@ pub(super) async fn receive(
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     let Some(ch) = app.channels.get(channel.as_str()) else {
-        return Err(ApiError::NotFound(format!("channel {channel:?} is not enabled")));
+        return Err(ApiError::NotFound(format!(
+            "channel {channel:?} is not enabled"
+        )));
     };
-    let req = WebhookRequest { headers: &headers, query: query.as_deref(), body: &body };
+    let req = WebhookRequest {
+        headers: &headers,
+        query: query.as_deref(),
+        body: &body,
+    };
     if let Err(e) = ch.verify(&req) {
         tracing::warn!(channel = ch.name(), error = %e, "webhook rejected");
         return Err(ApiError::Unauthorized(e.to_string()));
@@ -37,7 +43,12 @@ pub(super) async fn receive(
     }
     match app.store.ingest_events(events).await {
         Ok(outcome) => {
-            tracing::debug!(channel = ch.name(), accepted = outcome.accepted, duplicates = outcome.duplicates, "webhook stored");
+            tracing::debug!(
+                channel = ch.name(),
+                accepted = outcome.accepted,
+                duplicates = outcome.duplicates,
+                "webhook stored"
+            );
             Ok(StatusCode::OK)
         }
         Err(e) => {

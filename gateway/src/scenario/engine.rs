@@ -65,7 +65,10 @@ pub fn has_side_effect(step: &Step) -> bool {
 pub async fn run_step(step: &Step, ctx: &StepContext<'_>) -> StepOutcome {
     match step {
         Step::GetCommand { commands, default } => {
-            let target = ctx.command.and_then(|c| commands.get(c)).or(default.as_ref());
+            let target = ctx
+                .command
+                .and_then(|c| commands.get(c))
+                .or(default.as_ref());
             match target {
                 Some(node) => StepOutcome::Jump(node.clone()),
                 None => StepOutcome::Next,
@@ -90,13 +93,19 @@ async fn send_message(
         Ok(_) => StepOutcome::Next,
         Err(SendError::Blocked) => StepOutcome::Blocked,
         Err(SendError::RateLimited { retry_after }) => {
-            tracing::warn!(retry_after_ms = retry_after.as_millis() as u64, "send rate limited, waiting");
+            tracing::warn!(
+                retry_after_ms = retry_after.as_millis() as u64,
+                "send rate limited, waiting"
+            );
             StepOutcome::Wait { after: retry_after }
         }
         Err(e @ SendError::Transient(_)) if ctx.attempt < ctx.send_retries => {
             let after = backoff(ctx.send_backoff, ctx.attempt);
             tracing::warn!(attempt = ctx.attempt + 1, error = %ErrorChain(&e), "send failed, will retry");
-            StepOutcome::Retry { after, reason: ErrorChain(&e).to_string() }
+            StepOutcome::Retry {
+                after,
+                reason: ErrorChain(&e).to_string(),
+            }
         }
         Err(e) => StepOutcome::Fail(ErrorChain(&e).to_string()),
     }
@@ -155,28 +164,40 @@ async fn send_me(s: &SendMe, ctx: &StepContext<'_>) -> StepOutcome {
         Err(CallError::Transient(reason)) if ctx.attempt < s.retries => {
             let after = backoff(s.retry_backoff, ctx.attempt);
             tracing::warn!(attempt, elapsed_ms, error = %reason, retry_in_ms = after.as_millis() as u64, "send_me attempt failed, will retry");
-            StepOutcome::Retry { after, reason: format!("send_me: {reason}") }
+            StepOutcome::Retry {
+                after,
+                reason: format!("send_me: {reason}"),
+            }
         }
         Err(CallError::Transient(reason) | CallError::Final(reason)) => {
             tracing::warn!(attempt, elapsed_ms, error = %reason, "send_me not_ok");
             match &s.on_not_ok {
                 Some(node) => StepOutcome::Jump(node.clone()),
-                None => StepOutcome::Fail(format!("send_me not_ok and no on_not_ok branch: {reason}")),
+                None => {
+                    StepOutcome::Fail(format!("send_me not_ok and no on_not_ok branch: {reason}"))
+                }
             }
         }
     }
 }
 
 async fn call_crm(s: &SendMe, ctx: &StepContext<'_>, attempt: u32) -> Result<u16, CallError> {
-    let rendered = s.url.render_url(ctx.vars).map_err(|e| CallError::Final(e.to_string()))?;
+    let rendered = s
+        .url
+        .render_url(ctx.vars)
+        .map_err(|e| CallError::Final(e.to_string()))?;
     let mut url = url::Url::parse(&rendered)
         .map_err(|e| CallError::Final(format!("url is not valid after substitution: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(CallError::Final("only http and https URLs are allowed".to_owned()));
+        return Err(CallError::Final(
+            "only http and https URLs are allowed".to_owned(),
+        ));
     }
     let mut data = serde_json::Map::with_capacity(s.data.len() + 2);
     for (key, template) in &s.data {
-        let value = template.render(ctx.vars).map_err(|e| CallError::Final(e.to_string()))?;
+        let value = template
+            .render(ctx.vars)
+            .map_err(|e| CallError::Final(e.to_string()))?;
         data.insert(key.clone(), value);
     }
     data.insert("chat_id".to_owned(), ctx.chat_id.into());
@@ -198,14 +219,21 @@ async fn call_crm(s: &SendMe, ctx: &StepContext<'_>, attempt: u32) -> Result<u16
         }
         SendMeMethod::Post => {
             let body = serde_json::to_vec(&data).map_err(|e| CallError::Final(e.to_string()))?;
-            ctx.http.post(url).header(http::header::CONTENT_TYPE, "application/json").body(body)
+            ctx.http
+                .post(url)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(body)
         }
     };
     for (name, template) in &s.headers {
-        let value = template.render(ctx.vars).map_err(|e| CallError::Final(e.to_string()))?;
+        let value = template
+            .render(ctx.vars)
+            .map_err(|e| CallError::Final(e.to_string()))?;
         // A value with CR/LF could smuggle extra headers; HeaderValue refuses it.
         let value = http::HeaderValue::from_str(&value).map_err(|_| {
-            CallError::Final(format!("header {name}: value contains characters not allowed in a header"))
+            CallError::Final(format!(
+                "header {name}: value contains characters not allowed in a header"
+            ))
         })?;
         request = request.header(name.clone(), value);
     }
@@ -237,7 +265,9 @@ async fn call_crm(s: &SendMe, ctx: &StepContext<'_>, attempt: u32) -> Result<u16
 
 /// `base * 2^attempt`, capped at an hour, with ±25% jitter so retries of many jobs spread.
 pub fn backoff(base: Duration, attempt: u32) -> Duration {
-    let exp = base.saturating_mul(1u32 << attempt.min(20)).min(Duration::from_secs(3600));
+    let exp = base
+        .saturating_mul(1u32 << attempt.min(20))
+        .min(Duration::from_secs(3600));
     let jitter = 0.75 + fastrand::f64() * 0.5;
     exp.mul_f64(jitter)
 }
@@ -252,7 +282,10 @@ mod tests {
             let d = backoff(Duration::from_millis(100), attempt);
             let nominal = 100.0 * f64::from(1u32 << attempt);
             let ms = d.as_secs_f64() * 1000.0;
-            assert!(ms >= nominal * 0.75 - 1.0 && ms <= nominal * 1.25 + 1.0, "{attempt}: {ms}");
+            assert!(
+                ms >= nominal * 0.75 - 1.0 && ms <= nominal * 1.25 + 1.0,
+                "{attempt}: {ms}"
+            );
         }
         assert!(backoff(Duration::from_secs(10), 30) <= Duration::from_secs(4500));
     }

@@ -237,7 +237,10 @@ impl Scenario {
     pub fn compile(config: &ScenarioConfig) -> Result<Self, Vec<String>> {
         let mut problems = Vec::new();
         if !config.nodes.contains_key(&config.entry) {
-            problems.push(format!("[scenario] entry: node {:?} does not exist", config.entry));
+            problems.push(format!(
+                "[scenario] entry: node {:?} does not exist",
+                config.entry
+            ));
         }
         let mut nodes = HashMap::new();
         let mut direct_vars: HashMap<&str, BTreeSet<String>> = HashMap::new();
@@ -253,7 +256,13 @@ impl Scenario {
             }
             direct_vars.insert(name, steps.iter().flat_map(step_vars).collect());
             edges.insert(name, steps.iter().flat_map(step_targets).collect());
-            nodes.insert(name.clone(), Node { steps, required_params: BTreeSet::new() });
+            nodes.insert(
+                name.clone(),
+                Node {
+                    steps,
+                    required_params: BTreeSet::new(),
+                },
+            );
         }
         // What a node needs includes what every node reachable from it needs.
         for (name, node) in nodes.iter_mut() {
@@ -265,7 +274,9 @@ impl Scenario {
                 }
                 if let Some(vars) = direct_vars.get(n.as_str()) {
                     node.required_params.extend(
-                        vars.iter().filter(|v| !BUILTIN_VARS.contains(&v.as_str())).cloned(),
+                        vars.iter()
+                            .filter(|v| !BUILTIN_VARS.contains(&v.as_str()))
+                            .cloned(),
                     );
                 }
                 stack.extend(edges.get(n.as_str()).into_iter().flatten().cloned());
@@ -283,7 +294,10 @@ impl Scenario {
             }
         }
         if problems.is_empty() {
-            Ok(Self { entry: config.entry.clone(), nodes })
+            Ok(Self {
+                entry: config.entry.clone(),
+                nodes,
+            })
         } else {
             Err(problems)
         }
@@ -397,7 +411,11 @@ fn compile_step(
             }
         }
     };
-    if problems.is_empty() { Ok(compiled) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(compiled)
+    } else {
+        Err(problems)
+    }
 }
 
 fn compile_send_me(s: &SendMeConfig) -> Result<Step, Vec<String>> {
@@ -407,7 +425,9 @@ fn compile_send_me(s: &SendMeConfig) -> Result<Step, Vec<String>> {
     let mut data = Vec::new();
     for (key, value) in &s.data {
         if key == "chat_id" || key == "channel" {
-            problems.push(format!("data.{key}: is added automatically and cannot be set"));
+            problems.push(format!(
+                "data.{key}: is added automatically and cannot be set"
+            ));
             continue;
         }
         match JsonTemplate::parse(value) {
@@ -461,7 +481,10 @@ fn compile_button(b: &ButtonConfig) -> Result<ButtonTemplate, String> {
                 None => Ok(ButtonTemplate::Url { text, url }),
             }
         }
-        (None, Some(payload)) => Ok(ButtonTemplate::Payload { text, payload: Template::parse(payload)? }),
+        (None, Some(payload)) => Ok(ButtonTemplate::Payload {
+            text,
+            payload: Template::parse(payload)?,
+        }),
         _ => Err("needs exactly one of `url` or `payload`".to_owned()),
     }
 }
@@ -472,7 +495,10 @@ fn check_http_url(key: &str, url: &Template, problems: &mut Vec<String>) {
     let rendered = url.render_url(&probe).unwrap_or_default();
     match url::Url::parse(&rendered) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
-        Ok(u) => problems.push(format!("{key}: only http and https URLs are allowed, not {}:", u.scheme())),
+        Ok(u) => problems.push(format!(
+            "{key}: only http and https URLs are allowed, not {}:",
+            u.scheme()
+        )),
         Err(e) => problems.push(format!("{key}: not a valid URL ({e})")),
     }
 }

@@ -33,10 +33,15 @@ impl Template {
                 parts.push(Part::Lit(rest[..start].to_owned()));
             }
             let after = &rest[start + 2..];
-            let end = after.find("}}").ok_or_else(|| format!("unclosed {{{{ in {text:?}"))?;
+            let end = after
+                .find("}}")
+                .ok_or_else(|| format!("unclosed {{{{ in {text:?}"))?;
             let name = after[..end].trim();
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!("{{{{{}}}}} is not a valid placeholder", &after[..end]));
+                return Err(format!(
+                    "{{{{{}}}}} is not a valid placeholder",
+                    &after[..end]
+                ));
             }
             parts.push(Part::Var(name.to_owned()));
             rest = &after[end + 2..];
@@ -140,9 +145,9 @@ impl JsonTemplate {
     pub fn render(&self, vars: &Vars) -> Result<serde_json::Value, MissingVar> {
         Ok(match self {
             Self::String(t) => serde_json::Value::String(t.render(vars)?),
-            Self::Array(a) => {
-                serde_json::Value::Array(a.iter().map(|v| v.render(vars)).collect::<Result<_, _>>()?)
-            }
+            Self::Array(a) => serde_json::Value::Array(
+                a.iter().map(|v| v.render(vars)).collect::<Result<_, _>>()?,
+            ),
             Self::Object(o) => serde_json::Value::Object(
                 o.iter()
                     .map(|(k, v)| Ok((k.clone(), v.render(vars)?)))
@@ -158,10 +163,14 @@ mod tests {
     use super::*;
 
     fn vars() -> Vars {
-        [("name", "Ivan"), ("evil", "\"},\"x\":{\"y\":\"1"), ("path", "../a b?c=d&e#f")]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect()
+        [
+            ("name", "Ivan"),
+            ("evil", "\"},\"x\":{\"y\":\"1"),
+            ("path", "../a b?c=d&e#f"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
     }
 
     #[test]
@@ -169,7 +178,13 @@ mod tests {
         let t = Template::parse("Hi {{name}}, {{ name }}!").unwrap();
         assert_eq!(t.vars().collect::<Vec<_>>(), ["name", "name"]);
         assert_eq!(t.render(&vars()).unwrap(), "Hi Ivan, Ivan!");
-        assert_eq!(Template::parse("plain").unwrap().render(&Vars::new()).unwrap(), "plain");
+        assert_eq!(
+            Template::parse("plain")
+                .unwrap()
+                .render(&Vars::new())
+                .unwrap(),
+            "plain"
+        );
     }
 
     #[test]

@@ -34,7 +34,10 @@ fn seed_scenario_compiles_and_knows_call_node_params() {
     let s = scenario(SEED).unwrap();
     assert_eq!(s.entry(), "start");
     let order = s.node("order_update").unwrap();
-    assert_eq!(order.required_params.iter().collect::<Vec<_>>(), ["order_id", "status"]);
+    assert_eq!(
+        order.required_params.iter().collect::<Vec<_>>(),
+        ["order_id", "status"]
+    );
     assert!(s.node("start").unwrap().required_params.is_empty());
 }
 
@@ -55,10 +58,22 @@ steps = [
     .unwrap_err();
     let all = errs.join("\n");
     assert!(all.contains("entry: node \"nope\" does not exist"), "{all}");
-    assert!(all.contains("[scenario.nodes.a] step 1: node: node \"missing\" does not exist"), "{all}");
-    assert!(all.contains("step 2: on_ok: node \"ghost\" does not exist"), "{all}");
-    assert!(all.contains("step 2: url: only http and https URLs are allowed, not ftp:"), "{all}");
-    assert!(all.contains("step 3: data.chat_id: is added automatically"), "{all}");
+    assert!(
+        all.contains("[scenario.nodes.a] step 1: node: node \"missing\" does not exist"),
+        "{all}"
+    );
+    assert!(
+        all.contains("step 2: on_ok: node \"ghost\" does not exist"),
+        "{all}"
+    );
+    assert!(
+        all.contains("step 2: url: only http and https URLs are allowed, not ftp:"),
+        "{all}"
+    );
+    assert!(
+        all.contains("step 3: data.chat_id: is added automatically"),
+        "{all}"
+    );
     assert!(all.contains("step 4: text: unclosed"), "{all}");
 }
 
@@ -90,6 +105,9 @@ steps = [{ action = "send_message", txet = "hi" }]
         ))
         .build()
         .unwrap();
-    let err = c.try_deserialize::<ScenarioConfig>().unwrap_err().to_string();
+    let err = c
+        .try_deserialize::<ScenarioConfig>()
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("txet"), "{err}");
 }

@@ -15,11 +15,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use beckon_core::Event;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-pub use writer::{Enqueued, IngestOutcome, request_hash};
 use writer::Op;
+pub use writer::{Enqueued, IngestOutcome, request_hash};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -195,7 +197,10 @@ impl std::fmt::Debug for Store {
 
 /// Unix time in milliseconds.
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn ms(d: Duration) -> i64 {
@@ -206,9 +211,14 @@ impl Store {
     /// Opens (creating if needed) and migrates the SQLite database at `path`, and puts
     /// jobs that were running when the previous process died back in the queue.
     pub async fn open_sqlite(path: &str) -> Result<Self, StoreError> {
-        if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|source| StoreError::Dir { path: dir.display().to_string(), source })?;
+        if let Some(dir) = Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+                path: dir.display().to_string(),
+                source,
+            })?;
         }
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
             .create_if_missing(true)
@@ -222,7 +232,10 @@ impl Store {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.clone())
             .await?;
-        sqlx::migrate::Migrator::new(EmbeddedMigrations).await?.run(&write).await?;
+        sqlx::migrate::Migrator::new(EmbeddedMigrations)
+            .await?
+            .run(&write)
+            .await?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true))
@@ -235,11 +248,21 @@ impl Store {
         .await?
         .rows_affected();
         if recovered > 0 {
-            tracing::info!(jobs = recovered, "resuming jobs interrupted by the last shutdown");
+            tracing::info!(
+                jobs = recovered,
+                "resuming jobs interrupted by the last shutdown"
+            );
         }
         let jobs_ready = Arc::new(Notify::new());
         let ops = writer::spawn(write.clone(), jobs_ready.clone());
-        Ok(Self { inner: Arc::new(Inner { write, read, ops, jobs_ready }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                write,
+                read,
+                ops,
+                jobs_ready,
+            }),
+        })
     }
 
     /// Stores events not seen before, each with a job, in one durable transaction.
@@ -256,12 +279,21 @@ impl Store {
         idempotency: Option<(String, String)>,
     ) -> Result<Enqueued, StoreError> {
         let (reply, rx) = oneshot::channel();
-        self.send(Op::CallNode { job, idempotency, reply }).await?;
+        self.send(Op::CallNode {
+            job: Box::new(job),
+            idempotency,
+            reply,
+        })
+        .await?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
     async fn send(&self, op: Op) -> Result<(), StoreError> {
-        self.inner.ops.send(op).await.map_err(|_| StoreError::Closed)
+        self.inner
+            .ops
+            .send(op)
+            .await
+            .map_err(|_| StoreError::Closed)
     }
 
     /// Notified (with `notify_waiters`) whenever a commit created jobs.
@@ -290,17 +322,29 @@ impl Store {
             id,
             channel: row.get("channel"),
             chat_id: row.get("chat_id"),
-            payload: serde_json::from_str(&payload)
-                .map_err(|source| StoreError::Corrupt { what: "payload", id, source })?,
+            payload: serde_json::from_str(&payload).map_err(|source| StoreError::Corrupt {
+                what: "payload",
+                id,
+                source,
+            })?,
             state: state
                 .map(|s| serde_json::from_str(&s))
                 .transpose()
-                .map_err(|source| StoreError::Corrupt { what: "state", id, source })?,
+                .map_err(|source| StoreError::Corrupt {
+                    what: "state",
+                    id,
+                    source,
+                })?,
         }))
     }
 
     /// Saves where a running job stands and extends its lease.
-    pub async fn save_state(&self, id: i64, state: &RunState, lease: Duration) -> Result<(), StoreError> {
+    pub async fn save_state(
+        &self,
+        id: i64,
+        state: &RunState,
+        lease: Duration,
+    ) -> Result<(), StoreError> {
         let now = now_ms();
         sqlx::query("UPDATE jobs SET state = ?1, locked_until = ?2, updated_at = ?3 WHERE id = ?4")
             .bind(to_json(state))
@@ -426,7 +470,11 @@ impl Store {
     }
 
     /// A chat's stored details.
-    pub async fn contact(&self, channel: &str, chat_id: &str) -> Result<Option<Contact>, StoreError> {
+    pub async fn contact(
+        &self,
+        channel: &str,
+        chat_id: &str,
+    ) -> Result<Option<Contact>, StoreError> {
         let row = sqlx::query(
             "SELECT first_name, last_name, username, start_param, status FROM contacts
              WHERE channel = ?1 AND chat_id = ?2",
@@ -453,14 +501,21 @@ impl Store {
             "DELETE FROM idempotency_keys WHERE created_at < ?1",
             "DELETE FROM jobs WHERE status IN ('done', 'failed') AND updated_at < ?1",
         ] {
-            removed += sqlx::query(sql).bind(cutoff).execute(&self.inner.write).await?.rows_affected();
+            removed += sqlx::query(sql)
+                .bind(cutoff)
+                .execute(&self.inner.write)
+                .await?
+                .rows_affected();
         }
         Ok(removed)
     }
 
     /// True when the database answers.
     pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.inner.read).await.is_ok()
+        sqlx::query("SELECT 1")
+            .execute(&self.inner.read)
+            .await
+            .is_ok()
     }
 
     /// Closes the pools after the writer has committed what it holds.
@@ -479,7 +534,11 @@ fn to_json<T: Serialize>(v: &T) -> String {
 struct EmbeddedMigrations;
 
 type MigrationsFuture<'s> = std::pin::Pin<
-    Box<dyn Future<Output = Result<Vec<sqlx::migrate::Migration>, sqlx::error::BoxDynError>> + Send + 's>,
+    Box<
+        dyn Future<Output = Result<Vec<sqlx::migrate::Migration>, sqlx::error::BoxDynError>>
+            + Send
+            + 's,
+    >,
 >;
 
 impl<'s> sqlx::migrate::MigrationSource<'s> for EmbeddedMigrations {

@@ -43,7 +43,7 @@ pub(super) enum Op {
         reply: oneshot::Sender<Result<IngestOutcome, StoreError>>,
     },
     CallNode {
-        job: NewJob,
+        job: Box<NewJob>,
         /// (key, hash of the request)
         idempotency: Option<(String, String)>,
         reply: oneshot::Sender<Result<Enqueued, StoreError>>,
@@ -51,7 +51,10 @@ pub(super) enum Op {
 }
 
 enum Done {
-    Events(oneshot::Sender<Result<IngestOutcome, StoreError>>, IngestOutcome),
+    Events(
+        oneshot::Sender<Result<IngestOutcome, StoreError>>,
+        IngestOutcome,
+    ),
     CallNode(oneshot::Sender<Result<Enqueued, StoreError>>, Enqueued),
 }
 
@@ -110,10 +113,14 @@ async fn commit(pool: &SqlitePool, batch: &mut Vec<Op>) -> Result<Vec<Done>, Sto
     let now = now_ms();
     for op in batch.iter() {
         match op {
-            Op::Events { events, .. } => results.push(Res::Events(insert_events(&mut tx, events, now).await?)),
-            Op::CallNode { job, idempotency, .. } => {
-                results.push(Res::CallNode(insert_call_node(&mut tx, job, idempotency.as_ref(), now).await?))
+            Op::Events { events, .. } => {
+                results.push(Res::Events(insert_events(&mut tx, events, now).await?))
             }
+            Op::CallNode {
+                job, idempotency, ..
+            } => results.push(Res::CallNode(
+                insert_call_node(&mut tx, job, idempotency.as_ref(), now).await?,
+            )),
         }
     }
     tx.commit().await?;
@@ -158,7 +165,9 @@ async fn insert_events(
         let job = NewJob {
             channel: event.channel.clone(),
             chat_id: event.chat_id.clone(),
-            payload: JobPayload::Event { event: event.clone() },
+            payload: JobPayload::Event {
+                event: event.clone(),
+            },
         };
         insert_job(tx, &job, now).await?;
         outcome.accepted += 1;
@@ -173,13 +182,18 @@ async fn insert_call_node(
     now: i64,
 ) -> Result<Enqueued, StoreError> {
     if let Some((key, hash)) = idempotency {
-        let existing = sqlx::query("SELECT request_hash, job_id FROM idempotency_keys WHERE key = ?1")
-            .bind(key)
-            .fetch_optional(&mut **tx)
-            .await?;
+        let existing =
+            sqlx::query("SELECT request_hash, job_id FROM idempotency_keys WHERE key = ?1")
+                .bind(key)
+                .fetch_optional(&mut **tx)
+                .await?;
         if let Some(row) = existing {
             let stored: String = row.get("request_hash");
-            return Ok(if &stored == hash { Enqueued::Existing(row.get("job_id")) } else { Enqueued::KeyConflict });
+            return Ok(if &stored == hash {
+                Enqueued::Existing(row.get("job_id"))
+            } else {
+                Enqueued::KeyConflict
+            });
         }
     }
     let id = insert_job(tx, job, now).await?;
@@ -195,7 +209,11 @@ async fn insert_call_node(
     Ok(Enqueued::Created(id))
 }
 
-async fn insert_job(tx: &mut Transaction<'_, Sqlite>, job: &NewJob, now: i64) -> Result<i64, StoreError> {
+async fn insert_job(
+    tx: &mut Transaction<'_, Sqlite>,
+    job: &NewJob,
+    now: i64,
+) -> Result<i64, StoreError> {
     let row = sqlx::query(
         "INSERT INTO jobs (kind, channel, chat_id, payload, status, run_at, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?5, ?5) RETURNING id",
