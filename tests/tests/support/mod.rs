@@ -291,6 +291,7 @@ pub struct Daemon {
     /// Where its logs go.
     pub log: PathBuf,
     config: PathBuf,
+    env: Vec<(String, String)>,
     child: Option<tokio::process::Child>,
     client: reqwest::Client,
 }
@@ -298,12 +299,26 @@ pub struct Daemon {
 impl Daemon {
     /// Writes `config_text` into `dir` and starts the daemon on it; waits for /healthz.
     pub async fn start(dir: &std::path::Path, listen: SocketAddr, config_text: &str) -> Self {
+        Self::start_with_env(dir, listen, config_text, &[]).await
+    }
+
+    /// Like [`Daemon::start`], with extra environment variables.
+    pub async fn start_with_env(
+        dir: &std::path::Path,
+        listen: SocketAddr,
+        config_text: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let config = dir.join("beckon.toml");
         std::fs::write(&config, config_text).unwrap();
         let mut d = Self {
             url: format!("http://{listen}"),
             log: dir.join("beckon.log"),
             config,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             child: None,
             client: reqwest::Client::new(),
         };
@@ -321,6 +336,7 @@ impl Daemon {
             .args(["serve", "--config"])
             .arg(&self.config)
             .env("BECKON_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .kill_on_drop(true)
