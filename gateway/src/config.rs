@@ -298,6 +298,22 @@ mod tests {
     }
 
     #[test]
+    fn channel_sections_this_build_lacks_are_named() {
+        let text =
+            "[channels.viber]\nauth_token = \"x\"\n[channels.icq]\n[scenario]\nentry = \"a\"\n";
+        let Err(Error::Config(problems)) = Config::from_toml(text) else {
+            panic!("loaded")
+        };
+        assert_eq!(
+            problems,
+            [
+                "[channels.icq] is not a channel beckon knows",
+                "[channels.viber] needs beckon built with the `viber` feature",
+            ]
+        );
+    }
+
+    #[test]
     fn leaves_comment_lines_alone() {
         let text = "# set ${NOPE} here\nt = \"${TOKEN}\"\n";
         assert_eq!(

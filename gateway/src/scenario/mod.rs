@@ -246,6 +246,16 @@ impl Scenario {
         let mut direct_vars: HashMap<&str, BTreeSet<String>> = HashMap::new();
         let mut edges: HashMap<&str, Vec<String>> = HashMap::new();
         for (name, node) in &config.nodes {
+            // Node names travel in headers (X-Beckon-Event-Id) and URLs (call_node).
+            let valid_name = (1..=64).contains(&name.len())
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !valid_name {
+                problems.push(format!(
+                    "[scenario.nodes.{name}]: node names must be 1-64 of A-Z, a-z, 0-9, _ and -"
+                ));
+            }
             let mut steps = Vec::new();
             for (i, step) in node.steps.iter().enumerate() {
                 let at = format!("[scenario.nodes.{name}] step {}", i + 1);

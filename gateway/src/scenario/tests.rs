@@ -111,3 +111,18 @@ steps = [{ action = "send_message", txet = "hi" }]
         .to_string();
     assert!(err.contains("txet"), "{err}");
 }
+
+#[test]
+fn node_names_must_be_safe_for_headers_and_urls() {
+    let errs = scenario(
+        r#"
+entry = "a"
+[nodes.a]
+steps = []
+[nodes."b c"]
+steps = []
+"#,
+    )
+    .unwrap_err();
+    assert!(errs[0].contains("node names must be"), "{errs:?}");
+}

@@ -306,7 +306,10 @@ impl Store {
         let now = now_ms();
         let row = sqlx::query(
             "UPDATE jobs SET status = 'running', locked_until = ?1, runs = runs + 1, updated_at = ?2
-             WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND run_at <= ?2
+             WHERE id = (SELECT id FROM jobs
+                         WHERE (status = 'queued' AND run_at <= ?2)
+                            -- a worker that hit a storage error mid-run left it behind
+                            OR (status = 'running' AND locked_until < ?2)
                          ORDER BY run_at, id LIMIT 1)
              RETURNING id, channel, chat_id, payload, state",
         )
