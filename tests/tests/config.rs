@@ -76,11 +76,7 @@ entry = "start"
 "#,
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_beckon-e2e"))
-        .args(["serve", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = serve(&path);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("BECKON_TEST_UNSET_TOKEN is not set"), "{err}");
@@ -96,11 +92,7 @@ steps = [{ action = "send_me", url = "file:///etc/passwd" }, { action = "goto", 
 "#,
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_beckon-e2e"))
-        .args(["serve", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = serve(&path);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -119,4 +111,13 @@ fn the_example_config_loads_as_shipped() {
     let text = std::fs::read_to_string(example).unwrap();
     let config = beckon_gateway::Config::from_toml(&text).unwrap();
     beckon_gateway::scenario::Scenario::compile(&config.scenario).unwrap();
+}
+
+/// Runs `beckon serve` on `path` and returns how it ended (bad configs end at once).
+fn serve(path: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_beckon-e2e"))
+        .args(["serve", "--config"])
+        .arg(path)
+        .output()
+        .unwrap()
 }

@@ -234,6 +234,23 @@ async fn webhook_rejects_bad_secret_malformed_and_oversized_bodies() {
     assert!(w.crm.calls().is_empty());
 }
 
+/// POSTs a call_node request that must be accepted; returns its job id.
+async fn call_node(w: &World, body: serde_json::Value) -> String {
+    let r = w
+        .daemon
+        .api(Method::POST, "/api/v1/call_node")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let reply: serde_json::Value = r.json().await.unwrap();
+    reply["job_id"]
+        .as_str()
+        .expect("job_id is a string")
+        .to_owned()
+}
+
 async fn job_status(w: &World, id: &str) -> serde_json::Value {
     w.daemon
         .api(Method::GET, &format!("/api/v1/jobs/{id}"))
@@ -327,17 +344,7 @@ async fn call_node_get_send_me_puts_data_in_the_query_string() {
         Some(w.telegram.texts_to(IVAN)).filter(|t| !t.is_empty())
     })
     .await;
-    let r = w
-        .daemon
-        .api(Method::POST, "/api/v1/call_node")
-        .json(&json!({"channel": "telegram", "chat_id": IVAN, "node": "crm_lookup", "params": {"order_id": "a b/c"}}))
-        .send()
-        .await
-        .unwrap();
-    let id = r.json::<serde_json::Value>().await.unwrap()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = call_node(&w, json!({"channel": "telegram", "chat_id": IVAN, "node": "crm_lookup", "params": {"order_id": "a b/c"}})).await;
     wait_job(&w, &id, "done").await;
     let calls = w.crm.calls();
     let lookup = calls
@@ -470,17 +477,7 @@ async fn idempotency_key_returns_the_first_job_instead_of_sending_twice() {
 async fn blocked_user_fails_the_job_with_the_reason() {
     let w = World::start().await;
     w.telegram.script([(403, json!({"ok": false, "error_code": 403, "description": "Forbidden: bot was blocked by the user"}))]);
-    let r = w
-        .daemon
-        .api(Method::POST, "/api/v1/call_node")
-        .json(&json!({"channel": "telegram", "chat_id": "5", "node": "order_status", "params": {"order_id": "1", "status": "x"}}))
-        .send()
-        .await
-        .unwrap();
-    let id = r.json::<serde_json::Value>().await.unwrap()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = call_node(&w, json!({"channel": "telegram", "chat_id": "5", "node": "order_status", "params": {"order_id": "1", "status": "x"}})).await;
     let job = wait_job(&w, &id, "failed").await;
     assert!(job["error"].as_str().unwrap().contains("blocked"), "{job}");
 }
@@ -489,17 +486,7 @@ async fn blocked_user_fails_the_job_with_the_reason() {
 async fn rate_limited_send_waits_for_retry_after_then_succeeds() {
     let w = World::start().await;
     w.telegram.script([(429, json!({"ok": false, "error_code": 429, "description": "Too Many Requests: retry after 1", "parameters": {"retry_after": 1}}))]);
-    let r = w
-        .daemon
-        .api(Method::POST, "/api/v1/call_node")
-        .json(&json!({"channel": "telegram", "chat_id": "6", "node": "order_status", "params": {"order_id": "1", "status": "x"}}))
-        .send()
-        .await
-        .unwrap();
-    let id = r.json::<serde_json::Value>().await.unwrap()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = call_node(&w, json!({"channel": "telegram", "chat_id": "6", "node": "order_status", "params": {"order_id": "1", "status": "x"}})).await;
     wait_job(&w, &id, "done").await;
     assert_eq!(w.telegram.messages().len(), 2, "one refused, one sent");
     assert_eq!(w.telegram.texts_to(6).len(), 2);
