@@ -210,14 +210,10 @@ async fn webhook_rejects_bad_secret_malformed_and_oversized_bodies() {
             .status(),
         200
     );
-    let unknown_channel = w
-        .daemon
-        .raw(Method::POST, "/webhooks/viber")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(unknown_channel.status(), 404);
+    assert_eq!(
+        status_of(w.daemon.raw(Method::POST, "/webhooks/viber").body("{}")).await,
+        404
+    );
 
     // Nothing of the above reached the scenario; a valid update afterwards still works.
     w.daemon
@@ -232,6 +228,11 @@ async fn webhook_rejects_bad_secret_malformed_and_oversized_bodies() {
     .await;
     assert_eq!(texts, ["You said something, Ivan."]);
     assert!(w.crm.calls().is_empty());
+}
+
+/// Sends a request and returns only its status.
+async fn status_of(request: reqwest::RequestBuilder) -> u16 {
+    request.send().await.unwrap().status().as_u16()
 }
 
 /// POSTs a call_node request that must be accepted; returns its job id.
@@ -389,61 +390,53 @@ async fn call_node_rejects_what_it_cannot_run() {
     assert_eq!(r.status(), 422);
     assert!(r.text().await.unwrap().contains("chat_id"));
 
-    let r = w
-        .daemon
-        .api(Method::POST, "/api/v1/call_node")
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
+    assert_eq!(
+        status_of(
+            w.daemon
+                .api(Method::POST, "/api/v1/call_node")
+                .body("{not json")
+        )
+        .await,
+        400
+    );
 
-    let r = w
-        .daemon
-        .api(
+    assert_eq!(
+        status_of(w.daemon.api(
             Method::GET,
             "/api/v1/call_node/order_status/telegram/1?order_id=1",
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 422);
+        ))
+        .await,
+        422
+    );
 
     // Auth: wrong and missing tokens, on every API route.
-    let wrong = w
-        .daemon
-        .raw(Method::POST, "/api/v1/call_node")
-        .bearer_auth("nope")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(wrong.status(), 401);
-    let missing = w
-        .daemon
-        .raw(Method::GET, "/api/v1/jobs/1")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(missing.status(), 401);
-    let by_url = w
-        .daemon
-        .raw(
+    assert_eq!(
+        status_of(
+            w.daemon
+                .raw(Method::POST, "/api/v1/call_node")
+                .bearer_auth("nope")
+                .body("{}")
+        )
+        .await,
+        401
+    );
+    assert_eq!(
+        status_of(w.daemon.raw(Method::GET, "/api/v1/jobs/1")).await,
+        401
+    );
+    assert_eq!(
+        status_of(w.daemon.raw(
             Method::GET,
             "/api/v1/call_node/order_status/telegram/1?order_id=1&status=2",
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(by_url.status(), 401);
+        ))
+        .await,
+        401
+    );
 
-    let r = w
-        .daemon
-        .api(Method::GET, "/api/v1/jobs/999")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
+    assert_eq!(
+        status_of(w.daemon.api(Method::GET, "/api/v1/jobs/999")).await,
+        404
+    );
     assert!(w.telegram.messages().is_empty());
 }
 

@@ -162,8 +162,6 @@ pub struct Contact {
     pub username: Option<String>,
     /// Last start parameter received.
     pub start_param: Option<String>,
-    /// subscribed | blocked
-    pub status: String,
 }
 
 /// How a job ended.
@@ -479,7 +477,7 @@ impl Store {
         chat_id: &str,
     ) -> Result<Option<Contact>, StoreError> {
         let row = sqlx::query(
-            "SELECT first_name, last_name, username, start_param, status FROM contacts
+            "SELECT first_name, last_name, username, start_param FROM contacts
              WHERE channel = ?1 AND chat_id = ?2",
         )
         .bind(channel)
@@ -491,7 +489,6 @@ impl Store {
             last_name: r.get("last_name"),
             username: r.get("username"),
             start_param: r.get("start_param"),
-            status: r.get("status"),
         }))
     }
 
@@ -511,14 +508,6 @@ impl Store {
                 .rows_affected();
         }
         Ok(removed)
-    }
-
-    /// True when the database answers.
-    pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1")
-            .execute(&self.inner.read)
-            .await
-            .is_ok()
     }
 
     /// Closes the pools after the writer has committed what it holds.
